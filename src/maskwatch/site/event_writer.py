@@ -11,10 +11,9 @@ own clock while the database refuses them.
 
 When the database refuses or hangs for long, at most KEEP_WAITING people a camera wait here
 (each a few KB, the first UNSTORED_SNAPSHOTS with their snapshot's JPEG, 0.1 to 0.3 MB for a near
-face at 1080p). Past that
-the *oldest* of that camera go, counted and said: the newest are the ones the dashboard's today,
-MQTT's counts and the compliance rules (the last minutes) read once the database is back, and a
-busy camera does not push a quiet one's people out. Nothing is dropped unsaid: the log says when
+face at 1080p). Past that the *oldest* of that camera go, counted and said: the newest are the
+ones the dashboard's today, MQTT's counts and the compliance rules (the last minutes) read once
+the database is back, and a busy camera does not push a quiet one's people out. Nothing is dropped unsaid: the log says when
 a camera's dropping starts, and how many went when storing works again or at the stop.
 """
 
@@ -29,7 +28,6 @@ from collections import Counter, deque
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
-
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.site.database import driver_reason
