@@ -750,6 +750,11 @@ def test_people_said_lost_at_a_stop_are_not_written_after_it(store, caplog):
     hung.set()  # the server answers: the one in its write goes in, none after it
     writer._thread.join(5)
     assert not writer._thread.is_alive() and [e["track_id"] for e in store.events()] == [1]
+    # A camera whose analysis outlived its stop (its thread joined 10 s at most) hands out one more:
+    # said, where it sat in the writer unsaid.
+    writer.put(Person("door", None, person(4, (0.9, 0.05, 0.05)), None, False, heard.append))
+    assert "camera door: person 4 handed out after the stop, not stored" in caplog.text
+    assert writer.waiting() == 0
 
 
 def test_a_stop_during_a_refused_write_gives_the_people_their_one_more_try(store):

@@ -82,23 +82,36 @@ class EventWriter:
         self._hung_said: float | None = None  # the busy_since of the write said hung
         self._closing = threading.Event()
         self._answered = 0  # writes the database answered (close() waits on while they go in)
+        self._closed = False  # close() done: nobody is stored any more
         self._thread = threading.Thread(target=self._run, name="maskwatch-event-writer", daemon=True)
         self._start_lock = threading.Lock()
 
     def put(self, person: Person) -> None:
-        """Hand one person over; past keep_waiting for their camera its oldest waiting is dropped."""
+        """Hand one person over; past keep_waiting for their camera its oldest waiting is dropped.
+        After close() (a camera's analysis that outlived its stop) they are said lost: they sat
+        here unsaid, the writer gone."""
         with self._changed:
-            queue = self._waiting.setdefault(person.camera, deque())
-            oldest = 1 if queue and queue[0] is self._writing else 0  # (one being written stays)
-            if len(queue) >= self.keep_waiting and oldest < len(queue):
-                del queue[oldest]
-                self.dropped[person.camera] += 1
-                if self.dropped[person.camera] == self._dropped_said[person.camera] + 1:
-                    log.warning("camera %s: %d people wait to be stored: its oldest are dropped from now on, "
-                                "each counted, to keep the newest", person.camera, len(queue) + 1)
-            queue.append((next(self._order), person))
-            self._changed.notify()
+            closed = self._closed
+            if not closed:
+                queue = self._waiting.setdefault(person.camera, deque())
+                self._enqueue(queue, person)
+        if closed:
+            log.error("camera %s: person %s handed out after the stop, not stored", person.camera,
+                      person.track.track_id)
+            return
         self._start()
+
+    def _enqueue(self, queue: deque, person: Person) -> None:
+        """(under the lock)"""
+        oldest = 1 if queue and queue[0] is self._writing else 0  # (one being written stays)
+        if len(queue) >= self.keep_waiting and oldest < len(queue):
+            del queue[oldest]
+            self.dropped[person.camera] += 1
+            if self.dropped[person.camera] == self._dropped_said[person.camera] + 1:
+                log.warning("camera %s: %d people wait to be stored: its oldest are dropped from now on, "
+                            "each counted, to keep the newest", person.camera, len(queue) + 1)
+        queue.append((next(self._order), person))
+        self._changed.notify()
 
     def waiting(self, camera: str | None = None) -> int:
         """How many people wait to be stored (of `camera`, or of every camera)."""
@@ -164,6 +177,7 @@ class EventWriter:
             left = {camera: len(queue) for camera, queue in self._waiting.items() if queue}
             for queue in self._waiting.values():
                 queue.clear()
+            self._closed = True
         if hung:
             why = f"the database did not answer a write for {timeout:g} s at the stop"
         elif self._thread.is_alive():
