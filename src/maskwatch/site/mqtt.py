@@ -107,6 +107,10 @@ class MqttPublisher:
         self._state: dict[str, str] = {}  # retained topic -> its latest payload
         self._backlog: deque[tuple[str, str]] = deque(maxlen=max_queued)  # events while the broker is away
         self._lock = threading.Lock()  # the connection's state against the cameras' publishing
+        # Today's counts are sent from the site's writer (after each person stored) and its sweep (at
+        # midnight): a count read before another but sent after it left the older one retained,
+        # one person short, until the next person.
+        self._counts_lock = threading.Lock()
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
@@ -438,9 +442,10 @@ class MqttPublisher:
         """Today's people on `camera`, retained: after each stored person, at the start (a restart's
         broker kept the last run's) and at the site's midnight (yesterday's stayed "today" until the
         day's first person). Not sent while the database cannot be read: the next call carries them."""
-        today = self.counts_of(camera) if self.counts_of is not None else None
-        if today is not None:
-            self._publish(self.topic(camera, "counts"), today, retain=True)
+        with self._counts_lock:  # read and sent as one: see _counts_lock
+            today = self.counts_of(camera) if self.counts_of is not None else None
+            if today is not None:
+                self._publish(self.topic(camera, "counts"), today, retain=True)
         return today is not None
 
     def camera_up(self, camera: str, up: bool) -> None:
