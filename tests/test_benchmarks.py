@@ -74,6 +74,13 @@ def test_site_capacity_reads_a_cameras_last_problem():
 
 
 @pytest.mark.system  # starts the benchmark script as its own process
+def test_batch_ab_scores_photos_as_batch_does():
+    run = run_benchmark("batch_ab", "--limit", "2")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("2 photos: ") and " faces; load " in run.stdout and "failed" not in run.stdout
+
+
+@pytest.mark.system  # starts the benchmark script as its own process
 def test_stream_timeouts_asks_for_pyav_before_it_starts():
     """Without PyAV it measured OpenCV for a while, then ended in a ModuleNotFoundError."""
     if importlib.util.find_spec("av") is not None:

@@ -1,5 +1,6 @@
 """`maskwatch detect --resume`: a folder of photos stopped part-way goes on where it stopped."""
 
+import hashlib
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import cv2
 import pytest
 from typer.testing import CliRunner
 
-from maskwatch import Detector
+from maskwatch import Classifier, Detector
 from maskwatch.atomic import OutputError
 from maskwatch.cli import app
 from maskwatch.video.pipeline import run_detect
@@ -225,3 +226,29 @@ def test_a_batch_files_options_resume_as_the_same_flags_given_by_name(tmp_path, 
     assert (result.skipped, result.frames) == (2, 1)  # without media, no copy of the last to write again
     with pytest.raises(OutputError):  # blur is one of the settings a resumed run must share
         run_detect(str(folder), out, detector, DetectOptions(save_media=False), progress=False, resume=True)
+
+
+def bytes_read() -> int:
+    """What this process has read from files so far (Linux's /proc/self/io rchar): a count, not a time."""
+    return int(next(line for line in Path("/proc/self/io").read_text().splitlines() if line.startswith("rchar:")).split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").is_file(), reason="reads Linux's /proc/self/io")
+def test_a_run_s_settings_read_the_model_files_once_and_again_once_one_changed(tmp_path, detector):
+    """`batch` takes a run's settings (detect-run.json) for every file it scores: hashing the model
+    files read about 30 MB each time, 29 ms of a photo's 84 (docs/bench-capacity.md). A file is
+    read again once it changed, also to the same size and modification time."""
+    settings = detector.settings()
+    before = bytes_read()
+    assert all(detector.settings() == settings for _ in range(5))
+    assert bytes_read() - before < 1_000_000  # 5 x 30 MB before
+    model = tmp_path / "classifier.onnx"
+    model.write_bytes(Path(detector.classifier.model_path).read_bytes())
+    copy = Detector(detector.finder, Classifier(model), detector.config)
+    assert copy.settings()["classifier"] == settings["classifier"]
+    changed = bytearray(model.read_bytes())
+    changed[-1] ^= 1
+    stat = model.stat()
+    model.write_bytes(bytes(changed))
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert copy.settings()["classifier"] == hashlib.sha256(changed).hexdigest() != settings["classifier"]

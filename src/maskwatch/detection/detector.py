@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -129,14 +131,29 @@ class DetectorConfig:
             "box_mapping": self.box_mapping.to_dict()}
 
 
+# A model file's path -> (what its stat said, its SHA-256). `batch` takes a run's settings for every
+# file it scores: reading the model files (about 50 MB) each time was 29 ms of a photo's 84.
+_DIGESTS: dict[str, tuple[tuple[int, ...], str]] = {}
+# A file changed this recently may change again within its timestamps' tick, unseen: not remembered.
+_SETTLED_S = 2.0
+
+
 def _digest(path: Path | str | None) -> str | None:
-    """A model file's SHA-256 (None for none)."""
+    """A model file's SHA-256 (None for none), read again only once the file changed: another
+    file there, or a write (its change time, which no tool sets back)."""
     if not path:
         return None
+    stat = os.stat(path)
+    seen = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    known = _DIGESTS.get(str(path))
+    if known is not None and known[0] == seen:
+        return known[1]
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
+    if time.time() - stat.st_ctime > _SETTLED_S:
+        _DIGESTS[str(path)] = (seen, digest.hexdigest())
     return digest.hexdigest()
 
 
