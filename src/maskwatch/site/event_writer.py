@@ -47,7 +47,8 @@ UNSTORED_SNAPSHOTS = 100  # of a camera's people waiting, this many keep their s
 STOP_WAIT = 5.0  # seconds a stop waits for one write: a hung server holds it no longer
 STOP_ALL = 15.0  # seconds a stop stores the people waiting in all: within the 20 s deployment.md asks of docker, systemd
 # What a database refusing raises (OSError: a file or a network away): the person waits for the
-# next try. Anything else is the person's own (their snapshot's encoding): retrying cannot help.
+# next try. Anything else is the person's own (an image OpenCV cannot encode, where a caller hands
+# one, not the JPEG event_sink makes): retrying cannot help.
 DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError)
 
 
@@ -241,7 +242,7 @@ class EventWriter:
         except DATABASE_ERRORS as err:  # the database refused: they wait, said once per new reason
             self._failed(f"{type(err).__name__}: {driver_reason(err)}")
             return False
-        except Exception as err:  # noqa: BLE001 - not the database (OpenCV encoding the snapshot): see _set_aside
+        except Exception as err:  # noqa: BLE001 - not the database (the person's own data): see _set_aside
             self._set_aside(entry, err)
             return True
         self._remove(entry)
