@@ -750,6 +750,9 @@ def test_people_said_lost_at_a_stop_are_not_written_after_it(store, caplog):
     hung.set()  # the server answers: the one in its write goes in, none after it
     writer._thread.join(5)
     assert not writer._thread.is_alive() and [e["track_id"] for e in store.events()] == [1]
+    # ...said, as the stop's count had them among those not stored (the count was one too many, unsaid)
+    assert "camera door: person 1 stored after all, in their write when the stop counted them as not stored" \
+        in caplog.text
     # A camera whose analysis outlived its stop (its thread joined 10 s at most) hands out one more:
     # said, where it sat in the writer unsaid.
     writer.put(Person("door", None, person(4, (0.9, 0.05, 0.05)), None, False, heard.append))

@@ -157,8 +157,8 @@ class EventWriter:
     def close(self, timeout: float = STOP_WAIT, total: float = STOP_ALL) -> int:
         """The people waiting written for as long as the database answers, `timeout` seconds at
         most for one write and `total` in all, and one try more for those it refuses; the rest said
-        lost, per camera, in one ERROR line each, and let go: none is written after (the store is
-        closed next). How many were lost. A stop gave them `timeout` seconds in all: a database
+        lost, per camera, in one ERROR line each, and let go: none is tried after (the store is
+        closed next; the one in its write then goes in if the database answers, said). How many were lost. A stop gave them `timeout` seconds in all: a database
         storing them, only slower (a server across a network, an SD card), lost the rest, said as
         not answering; and the writer went on writing those said lost once a hung server answered."""
         self._closing.set()
@@ -245,7 +245,9 @@ class EventWriter:
         except Exception as err:  # noqa: BLE001 - not the database (the person's own data): see _set_aside
             self._set_aside(entry, err)
             return True
-        self._remove(entry)
+        if not self._remove(entry):  # in its write when the stop said the people waiting lost
+            log.warning("camera %s: person %s stored after all, in their write when the stop counted them as not "
+                        "stored", person.camera, person.track.track_id)
         self._stored_again()
         try:
             person.stored(stored)
@@ -272,11 +274,14 @@ class EventWriter:
                   "not stored with their snapshot, tried again without it" if person.snapshot is not None
                   else "not stored, passed over", why)
 
-    def _remove(self, entry: tuple[int, Person]) -> None:
+    def _remove(self, entry: tuple[int, Person]) -> bool:
+        """The person written taken off their queue; False where close() had let them go already."""
         with self._changed:
             queue = self._waiting[entry[1].camera]
             if queue and queue[0] is entry:
                 queue.popleft()
+                return True
+            return False
 
     def _failed(self, problem: str) -> None:
         if problem != self.problem:
