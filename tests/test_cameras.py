@@ -424,7 +424,7 @@ def test_a_database_error_is_one_log_line_and_its_end_is_said(tmp_path, sample_d
         worker.stop()
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
     assert said == ["camera till: analysing a frame failed: OperationalError: (sqlite3.OperationalError) "
-                    "database is locked", "camera till: frames analysed and people stored again"], said
+                    "database is locked", "camera till: frames analysed again"], said
 
 
 def test_people_waiting_for_the_database_are_reported_while_they_wait_and_said_once(tmp_path, sample_dir, caplog):
@@ -480,6 +480,48 @@ def test_people_waiting_for_the_database_are_reported_while_they_wait_and_said_o
     said = [r.getMessage() for r in caplog.records if "people cannot be stored" in r.getMessage()]
     assert len(said) == 1, said  # once, by the writer: not at each hand-out, nor as a frame's failure
     assert not [r for r in caplog.records if "analysing a frame failed" in r.getMessage()]
+
+
+def test_a_cameras_analysis_working_again_is_said_while_the_database_is_away(tmp_path, sample_dir, caplog):
+    """The camera held back its `working again` line while any of its people waited for the
+    database (a gate from when its own writes failed its frames): a sink that failed and then
+    worked was said failed until the database came back, as long as that took."""
+    import sqlalchemy
+
+    from maskwatch.site.event_sink import EventSink
+    from maskwatch.site.events import EventStore
+    from tests.test_events import person
+
+    class FailingAWhile(Collect):
+        def write(self, frame, faces, detected):
+            super().write(frame, faces, detected)
+            if len(self.frames) <= 2:
+                raise OSError("disk full")
+
+    class NoFaces:
+        def detect(self, image, min_score=None):
+            return []
+
+    store = EventStore(str(tmp_path / "site.db"))
+
+    def away(*args, **kwargs):
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("connection refused"))
+
+    store.record = away
+    events, failing = EventSink(store, "till"), FailingAWhile()
+    events.write_people([person(1, (0.9, 0.05, 0.05))])
+    assert wait_until(lambda: events.store_problem is not None)  # one person waits: the database away
+    clip = make_video(tmp_path / "clip.mp4", sample_dir, frames=3)
+    worker = CameraWorker("till", fast_reader(str(clip)), FrameProcessor(NoFaces(), FaceTracker()),
+                          [failing, events], fps=20).start()
+    try:
+        assert wait_until(lambda: len(failing.frames) >= 6), worker.state()
+        assert "connection refused" in worker.state()["analysis_error"]  # the people waiting, still said
+    finally:
+        worker.stop()
+        store.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
+    assert said == ["camera till: analysing a frame failed: OSError: disk full", "camera till: frames analysed again"], said
 
 
 class QuietReader:

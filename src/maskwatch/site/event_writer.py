@@ -47,7 +47,8 @@ UNSTORED_SNAPSHOTS = 100  # of a camera's people waiting, this many keep their s
 STOP_WAIT = 5.0  # seconds a stop waits for one write: a hung server holds it no longer
 STOP_ALL = 15.0  # seconds a stop stores the people waiting in all: within the 20 s deployment.md asks of docker, systemd
 # What a database refusing raises (OSError: a file or a network away): the person waits for the
-# next try. Anything else is the person's own (their snapshot's encoding): retrying cannot help.
+# next try. Anything else is the person's own (an image OpenCV cannot encode, where a caller hands
+# one, not the JPEG event_sink makes): retrying cannot help.
 DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError)
 
 
@@ -156,8 +157,8 @@ class EventWriter:
     def close(self, timeout: float = STOP_WAIT, total: float = STOP_ALL) -> int:
         """The people waiting written for as long as the database answers, `timeout` seconds at
         most for one write and `total` in all, and one try more for those it refuses; the rest said
-        lost, per camera, in one ERROR line each, and let go: none is written after (the store is
-        closed next). How many were lost. A stop gave them `timeout` seconds in all: a database
+        lost, per camera, in one ERROR line each, and let go: none is tried after (the store is
+        closed next; the one in its write then goes in if the database answers, said). How many were lost. A stop gave them `timeout` seconds in all: a database
         storing them, only slower (a server across a network, an SD card), lost the rest, said as
         not answering; and the writer went on writing those said lost once a hung server answered."""
         self._closing.set()
@@ -241,10 +242,12 @@ class EventWriter:
         except DATABASE_ERRORS as err:  # the database refused: they wait, said once per new reason
             self._failed(f"{type(err).__name__}: {driver_reason(err)}")
             return False
-        except Exception as err:  # noqa: BLE001 - not the database (OpenCV encoding the snapshot): see _set_aside
+        except Exception as err:  # noqa: BLE001 - not the database (the person's own data): see _set_aside
             self._set_aside(entry, err)
             return True
-        self._remove(entry)
+        if not self._remove(entry):  # in its write when the stop said the people waiting lost
+            log.warning("camera %s: person %s stored after all, in their write when the stop counted them as not "
+                        "stored", person.camera, person.track.track_id)
         self._stored_again()
         try:
             person.stored(stored)
@@ -271,11 +274,14 @@ class EventWriter:
                   "not stored with their snapshot, tried again without it" if person.snapshot is not None
                   else "not stored, passed over", why)
 
-    def _remove(self, entry: tuple[int, Person]) -> None:
+    def _remove(self, entry: tuple[int, Person]) -> bool:
+        """The person written taken off their queue; False where close() had let them go already."""
         with self._changed:
             queue = self._waiting[entry[1].camera]
             if queue and queue[0] is entry:
                 queue.popleft()
+                return True
+            return False
 
     def _failed(self, problem: str) -> None:
         if problem != self.problem:

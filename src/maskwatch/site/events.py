@@ -58,10 +58,10 @@ NO_ZONE = ""  # counts of faces outside every zone (or of cameras without zones)
 # power cut, hours old at the restart after it, stayed as long as that process ran: months.
 UNNAMED_SWEPT_EVERY = 86400
 # Seconds a person's write waits for another process's hold on an SQLite file (30 s elsewhere):
-# it runs on the camera's thread, whose frames go unanalysed meanwhile. With 30 s, a file held
-# 45 s by another process stopped every camera's analysis (each waited its turn for the file),
-# and the people who passed then were never seen; now they wait in memory (event_sink) and the
-# cameras go on.
+# it holds the site's writer (event_writer), and every camera's people behind it, meanwhile;
+# refused, they wait in memory for its next try. When the cameras wrote on their own threads, 30 s
+# and a file held 45 s by another process stopped every camera's analysis (each waited its turn
+# for the file), and the people who passed then were never seen.
 RECORD_WAIT = 2.0
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}-[0-9]{1,20}\.jpg")  # what record() names a snapshot
 # A snapshot's temporary file while it is written (atomic.atomic_path), left by a process killed then.

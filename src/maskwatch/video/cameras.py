@@ -508,7 +508,7 @@ class CameraWorker:
         # and could see a frame's detection before its count (detected 47, analysed 46)
         self._counts = (0, getattr(processor, "detections", None))
         self.problems = ProblemLog(log, f"camera {camera_id}: analysing a frame failed",
-                                   f"camera {camera_id}: frames analysed and people stored again")
+                                   f"camera {camera_id}: frames analysed again")
         # Frames are stamped in Unix seconds (events carry real times) that advance as the
         # monotonic clock does; see _stamp for a wall clock that is set.
         self._epoch = time.time() - time.monotonic()
@@ -623,8 +623,7 @@ class CameraWorker:
         self.busy_since = time.monotonic()
         try:
             step(*args)
-            if self._storing_problem() is None:  # else the same storing failure was logged at every hand-out
-                self.problems.ok()
+            self.problems.ok()  # (people waiting for the database are the site's writer's to say)
         except Exception as err:  # noqa: BLE001 - see above
             self.problems.failed(f"{type(err).__name__}: {err}")
         finally:
