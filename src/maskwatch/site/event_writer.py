@@ -45,7 +45,7 @@ RETRY_WAITING = 10.0  # seconds between two tries while the database refuses (a 
 KEEP_WAITING = 1_000  # people a camera may have waiting; past it its oldest are dropped and counted
 UNSTORED_SNAPSHOTS = 100  # of a camera's people waiting, this many keep their snapshot
 STOP_WAIT = 5.0  # seconds a stop waits for one write: a hung server holds it no longer
-STOP_ALL = 15.0  # seconds a stop stores the people waiting in all: within the 20 s deployment.md asks of docker, systemd
+STOP_ALL = 15.0  # seconds a stop stores the people waiting in all: its share of the 45 s deployment.md asks of docker, systemd
 # What a database refusing raises (OSError: a file or a network away): the person waits for the
 # next try. Anything else is the person's own (an image OpenCV cannot encode, where a caller hands
 # one, not the JPEG event_sink makes): retrying cannot help.
