@@ -20,6 +20,7 @@ from maskwatch.security.route_access import ADMIN, PUBLIC
 from maskwatch.security.admin_routes import site_cameras, viewer_camera_choices
 from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
 from maskwatch.security.user_rules import name_problem
+from maskwatch.site.database_wait import DatabaseNotAnswering
 from maskwatch.site.event_views import CURSOR, cursor_of, iso_utc, parse_cursor
 from maskwatch.site.trend import NO_ZONE, SINCE_SCHEMA, parse_since
 
@@ -171,7 +172,11 @@ def me(request: Request) -> dict:
     access = _access(request)
     found, session = None, None
     if principal.via == "session" and access.store is not None:  # a read of the users, a few seconds at most
-        found, session = access.reads.call(lambda: (access.store.user(principal.name), _session_end(access, principal)))
+        try:
+            found, session = access.reads.call(lambda: (access.store.user(principal.name),
+                                                        _session_end(access, principal)))
+        except DatabaseNotAnswering:  # a page loaded while it hangs still learns who it is: its cards wait for it
+            found = {"two_step": principal.two_step, "recovery_codes_left": None}
     return {"user": principal.name, "role": principal.role, "via": principal.via, "scope": principal.scope,
             "cameras": list(principal.cameras) if principal.cameras is not None else None,
             "two_step": found["two_step"] if found is not None else None,

@@ -32,8 +32,7 @@ class DatabaseNotAnswering(Exception):
 
     def __init__(self, what: str, seconds: float) -> None:
         self.what, self.seconds = what, seconds
-        super().__init__(f"{what} has not answered for {max(1, round(seconds))} s (a server that hangs?); "
-                         "try again shortly")
+        super().__init__(f"{what} has not answered for {max(1, round(seconds))} s (a server that hangs?)")
 
 
 class DatabaseWait:
