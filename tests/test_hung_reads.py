@@ -31,22 +31,21 @@ from tests.test_security_deploy import NoFaces
 from tests.test_site_trend import serving
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
-READS = "maskwatch-database-read"  # database_wait's threads
 ASKED = 15  # seconds a request of these tests may take before it counts as held (a read waits 3 s at most)
-
-
-def stuck_reads() -> list[threading.Thread]:
-    return [thread for thread in threading.enumerate() if thread.name == READS]
 
 
 @contextlib.contextmanager
 def hung(server):
-    """The PostgreSQL server `server` stopped (SIGSTOP) for the block, continued after it, whatever happens."""
+    """The PostgreSQL server `server` stopped (SIGSTOP) for the block, continued after it, whatever
+    happens. The postmaster first, then its processes: a backend it forked for a connection the
+    open dashboard made meanwhile, after they were listed, went on answering."""
     postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
-    processes = [postmaster, *map(int, subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
-                                                      text=True).stdout.split())]
+    processes = [postmaster]
     try:
-        for pid in processes:
+        os.kill(postmaster, signal.SIGSTOP)
+        processes += map(int, subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                                             text=True).stdout.split())
+        for pid in processes[1:]:
             os.kill(pid, signal.SIGSTOP)
         yield
     finally:
@@ -71,9 +70,9 @@ def test_a_read_stuck_past_the_wait_is_refused_and_the_next_are_refused_at_once_
                 reads.call(hang.wait)
             with pytest.raises(DatabaseNotAnswering):
                 reads.check()
-        assert len(stuck_reads()) == 1, stuck_reads()  # (one a call: 11)
+        assert reads.stuck() == 1  # (a thread a call: 11 stuck)
         hang.set()
-        assert wait_until(lambda: not stuck_reads(), 10)
+        assert wait_until(lambda: reads.stuck() == 0, 10)
         assert reads.call(lambda: "answered") == "answered"
     said = [record.getMessage() for record in caplog.records]
     assert len(said) == 2 and "has not answered a read for" in said[0] and "answered again after" in said[1], said
@@ -92,8 +91,8 @@ def test_a_hung_events_database_is_a_503_within_seconds_and_the_live_view_answer
     config = load_site_config(tmp_path / "site.yaml", environ={})
     credentials = Credentials(tmp_path / "users.db")
     detector = Detector.load(config=WEIGHTS / "centerface.json")  # never called: the camera sends no frame
-    app = create_app(detector, ServeSettings(auth=AuthSettings(database=str(tmp_path / "users.db"))),
-                     site=Site(config, detector))
+    site = Site(config, detector)
+    app = create_app(detector, ServeSettings(auth=AuthSettings(database=str(tmp_path / "users.db"))), site=site)
     with serving(app) as base, httpx.Client(base_url=base, headers=credentials.headers, timeout=ASKED) as client:
         assert client.get("/v1/events").status_code == 200
         assert client.get("/v1/cameras").json()[0]["today"] is not None
@@ -109,7 +108,7 @@ def test_a_hung_events_database_is_a_503_within_seconds_and_the_live_view_answer
             assert client.get("/v1/cameras/door/frame.jpg").status_code == 404  # no frame yet, said at once
             assert client.get("/static/dashboard.js").status_code == 200
             assert client.get("/healthz").status_code == 200
-            assert 1 <= len(stuck_reads()) <= READS_AT_ONCE, stuck_reads()  # (none: each request held a thread)
+            assert 1 <= site.reads.stuck() <= READS_AT_ONCE  # (none: each request held a thread)
             page.wait_for_selector("#stale:not([hidden])", timeout=ASKED * 1000)
             assert wait_until(lambda: page.inner_text("#stale-why").startswith(
                 "The events database has not answered for "), ASKED), page.inner_text("#stale")
@@ -117,7 +116,7 @@ def test_a_hung_events_database_is_a_503_within_seconds_and_the_live_view_answer
         page.click("#retry")
         page.wait_for_selector("#stale", state="hidden", timeout=ASKED * 1000)
         assert page.inner_text("#stale-why") == "The server does not answer"  # its words for the next time
-        assert wait_until(lambda: not stuck_reads(), 30)
+        assert wait_until(lambda: site.reads.stuck() == 0, 30)
         assert client.get("/v1/cameras").json()[0]["today"] is not None
 
 
@@ -151,9 +150,9 @@ def test_a_hung_users_database_is_a_503_for_logins_and_lets_in_the_sessions_it_k
             assert client.get("/v1/users").status_code == 503  # reads the users: answered, not held
             assert client.post("/v1/tokens", json={"name": "x", "scope": "read", "admin_password": ADMIN[1]}
                                ).status_code == 503  # a change waits for the database: not let in from memory
-            assert 1 <= len(stuck_reads()) <= 2 * READS_AT_ONCE, stuck_reads()
+            assert 1 <= app.state.access.reads.stuck() <= READS_AT_ONCE
         assert wait_until(lambda: client.get("/v1/me", headers=read_token).status_code == 200, 30)
         assert httpx.post(base + "/login", json=login, headers={"X-Maskwatch-CSRF": "1"}, timeout=ASKED).status_code == 200
         assert browser.get("/v1/me").json()["via"] == "session"
         browser.close()
-        assert wait_until(lambda: not stuck_reads(), 30)
+        assert wait_until(lambda: app.state.access.reads.stuck() == 0, 30)
