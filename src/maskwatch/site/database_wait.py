@@ -56,7 +56,7 @@ class DatabaseWait:
     read cost each request 0.3 ms more)."""
 
     def __init__(self, what: str, wait: float = READ_WAIT, at_once: int = READS_AT_ONCE) -> None:
-        self.what, self.wait, self.at_once = what, wait, at_once
+        self.what, self.wait = what, wait
         self._slots = threading.BoundedSemaphore(at_once)  # reads queued or running: never more than threads
         self._reads: queue.SimpleQueue[_Read] = queue.SimpleQueue()
         self._idle = 0  # threads waiting for a read, less the reads handed out to them
