@@ -14,6 +14,7 @@ settings auth_settings.py's.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -39,6 +40,7 @@ from maskwatch.security.schema import UNKNOWN_NAME
 from maskwatch.security.store import AuthStore, Conflict
 from maskwatch.security.token_expiry import DAILY_NOTICE, SAID_EVERY, say_ending_tokens
 from maskwatch.security.user_words import required_words
+from maskwatch.site.database_wait import DatabaseNotAnswering, DatabaseWait
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,11 @@ FAILURES_SWEPT_EVERY = 60.0
 # process's long write) it waited 10 s. Cutting it loses nothing: each of its deletes is one
 # transaction, rolled back if cut, and the next sweep (any process's, at its start) deletes the same rows.
 SWEEP_STOP_WAIT = 1.5
+# While the users database does not answer (a server that hangs), a session or API token this
+# process let in within this many seconds is let in again for reads (GET, HEAD) alone: the page, its
+# files and the live view go on; a change waits for the database. A logout or revocation written
+# just before the hang is thus honoured this late at most; one made during it cannot be written.
+LET_IN_WHILE_HUNG = 600.0
 # POST /two-step/secret per user per window_minutes: each overwrote the pending secret, unbounded.
 SECRETS_PER_WINDOW = 10
 # DELETE /two-step refused where the site requires it of the user: their own account would be the
@@ -115,6 +122,16 @@ CODE_TOO = ("two-step login is on: send the code your authenticator app shows no
             "`code` with your current password")
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
+
+
+def reads_users(endpoint):
+    """`endpoint` run as one read of the users database (AccessControl.reads): a server that hangs is a
+    503 naming it within a few seconds, not a request (and a server thread) held as long as it hangs."""
+    @functools.wraps(endpoint)
+    def bounded(**values):
+        return values["request"].app.state.access.reads.call(endpoint, **values)
+
+    return bounded
 
 
 class Tried(NamedTuple):
@@ -163,6 +180,9 @@ class AccessControl:
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self._open_lock = threading.Lock()  # a users file made after the start is opened once
+        self.reads = DatabaseWait("the users database")  # requests' reads of it, a few seconds each at most
+        self._let_in: OrderedDict[str, tuple[Principal, float]] = OrderedDict()  # credential's hash -> (who, when)
+        self._let_in_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> AccessControl:
@@ -230,7 +250,7 @@ class AccessControl:
         request.state.principal = None
         if access == "public":
             return
-        principal = self.identify(request)
+        principal = self._identified(request)
         if principal.via == "session" and request.method not in SAFE_METHODS:
             check_csrf(request)
         elif principal.via in ("session", "open") and extra.get(SAME_SITE_ONLY):
@@ -269,6 +289,33 @@ class AccessControl:
         """Whether a session's user must have two-step login (server.require_two_step) and has not."""
         return self.two_step_kept(principal) and not principal.two_step
 
+    def _identified(self, request: Request) -> Principal:
+        """identify, as one read of the users database (self.reads): DatabaseNotAnswering while it
+        hangs, but for a read by a session or token let in within LET_IN_WHILE_HUNG (_let_in)."""
+        key = self._credential_key(request)
+        try:
+            principal = self.reads.call(self.identify, request)
+        except DatabaseNotAnswering:
+            with self._let_in_lock:
+                known = self._let_in.get(key) if key is not None and request.method in SAFE_METHODS else None
+            if known is None or time.monotonic() - known[1] > LET_IN_WHILE_HUNG:
+                raise
+            return known[0]
+        if key is not None and principal.via != "open":
+            with self._let_in_lock:
+                self._let_in[key] = (principal, time.monotonic())
+                self._let_in.move_to_end(key)
+                while len(self._let_in) > 10_000:  # the oldest go: they are asked of the database again
+                    self._let_in.popitem(last=False)
+        return principal
+
+    @staticmethod
+    def _credential_key(request: Request) -> str | None:
+        """What _let_in keeps a request's credential under (identify's: the header, else the cookie)."""
+        header = request.headers.get("authorization")
+        credential = header if header is not None else request.cookies.get(session_cookie(request))
+        return hashlib.sha256(credential.encode()).hexdigest() if credential else None
+
     def two_step_kept(self, principal: Principal) -> bool:
         """Whether server.require_two_step covers a session's user: they may not turn it off (TWO_STEP_KEPT)."""
         return principal.via == "session" and self.settings.two_step_required(principal.role)
@@ -282,7 +329,10 @@ class AccessControl:
     def _audit(self, action: str, user: str | None, client: str, path: str | None) -> None:
         """One row per user, client, action and path a minute at most."""
         if self._due((user, client, action, path)):
-            self.store.log(action, user, client, path)
+            try:
+                self.reads.call(self.store.log, action, user, client, path)
+            except DatabaseNotAnswering:  # the answer goes out; the row is lost (the log says the hang)
+                pass
 
     def _due(self, key: tuple) -> bool:
         """Whether a row of `key` was not written in the last minute (it is then counted as written)."""
@@ -363,7 +413,7 @@ class AccessControl:
         client = client_address(request)
         # A name holding a NUL (PostgreSQL takes none in text) is no user's: the store asks the
         # database nothing of it (store._named), and it is counted and logged as UNKNOWN_NAME.
-        tried = self.tried(name)
+        tried = self.reads.call(self.tried, name)  # a hung database: a 503 saying so, never a 401
         user = self._check_password(client, tried, password, "logins", code)
         # None: a wrong password or code (the attempt's rows stay: they are its failure), or the
         # user removed, given a new password or two-step login while this login was being checked.
@@ -678,6 +728,8 @@ class AccessControl:
         return principal.name, user["password_hash"]
 
     def logout(self, request: Request, principal: Principal) -> None:
+        with self._let_in_lock:  # not let in while the database hangs, logged out
+            self._let_in.pop(self._credential_key(request), None)
         if principal.session is not None and self.store is not None:
             self.store.end_session(principal.session)
             self.store.log("logout", principal.name, client_address(request))

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from maskwatch.security.access import reads_users
 from maskwatch.security.auth_settings import MAX_TOKEN_DAYS
 from maskwatch.security.request_checks import AuthError, client_address
 from maskwatch.security.route_access import ADMIN
@@ -301,6 +302,7 @@ def turn_off_two_step(request: Request, user_name: UserName, body: Confirmed, ad
 
 
 @router.get("/v1/tokens", openapi_extra=ADMIN)
+@reads_users
 def list_tokens(request: Request) -> JSONResponse:
     """The API tokens: name, scope, cameras (null: every camera), created and last used (Unix
     seconds), and owner: the admin who made it, whose removal or demotion revokes it (null: a site

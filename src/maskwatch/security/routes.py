@@ -14,12 +14,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from maskwatch.security.access import AccessControl, Principal
+from maskwatch.security.access import AccessControl, Principal, reads_users
 from maskwatch.security.request_checks import SECURE_COOKIE, AuthError, root_of, stale_root_cookie
 from maskwatch.security.route_access import ADMIN, PUBLIC
 from maskwatch.security.admin_routes import site_cameras, viewer_camera_choices
 from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
 from maskwatch.security.user_rules import name_problem
+from maskwatch.site.database_wait import DatabaseNotAnswering
 from maskwatch.site.event_views import CURSOR, cursor_of, iso_utc, parse_cursor
 from maskwatch.site.trend import NO_ZONE, SINCE_SCHEMA, parse_since
 
@@ -168,8 +169,14 @@ def me(request: Request) -> dict:
     every time in, as the chart's hours (null: `serve` without a site, the browser's own clock);
     `session`: when a session ends (_session_end; null for a token or an open server)."""
     principal = principal_of(request)
-    store = _access(request).store
-    found = store.user(principal.name) if principal.via == "session" and store is not None else None
+    access = _access(request)
+    found, session = None, None
+    if principal.via == "session" and access.store is not None:  # a read of the users, a few seconds at most
+        try:
+            found, session = access.reads.call(lambda: (access.store.user(principal.name),
+                                                        _session_end(access, principal)))
+        except DatabaseNotAnswering:  # a page loaded while it hangs still learns who it is: its cards wait for it
+            found = {"two_step": principal.two_step, "recovery_codes_left": None}
     return {"user": principal.name, "role": principal.role, "via": principal.via, "scope": principal.scope,
             "cameras": list(principal.cameras) if principal.cameras is not None else None,
             "two_step": found["two_step"] if found is not None else None,
@@ -177,10 +184,11 @@ def me(request: Request) -> dict:
             "two_step_required": _access(request).two_step_missing(principal),
             "two_step_kept": _access(request).two_step_kept(principal),
             "timezone": site.config.clock() if (site := request.app.state.site) is not None else None,
-            "session": _session_end(_access(request), principal)}
+            "session": session}
 
 
 @router.get("/v1/users", openapi_extra=ADMIN)
+@reads_users
 def list_users(request: Request) -> Response:
     """The users (name, role, a viewer's cameras or null for every one, created, `two_step` and
     `recovery_codes_left`: null where it is off), `two_step_kept`: the names of those whom
@@ -208,6 +216,7 @@ NO_NUL = {"pattern": "^[^\\u0000]*$"}
                                             "or action holding a NUL character",
                              "content": {"application/json": {"schema": {
                                  "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}})
+@reads_users
 def read_access_log(request: Request, user: str | None = Query(None, max_length=200, json_schema_extra=NO_NUL),
                     action: str | None = Query(None, max_length=32, json_schema_extra=NO_NUL, description=(
                         "one action; GET /v1/privacy lists them (access_log.records)")),
@@ -254,6 +263,7 @@ def read_access_log(request: Request, user: str | None = Query(None, max_length=
 
 
 @router.get("/v1/privacy")
+@reads_users
 def privacy(request: Request) -> dict:
     """What this site keeps and who may see it, read from the running configuration; a viewer of
     some cameras is told of those only."""

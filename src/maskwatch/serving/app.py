@@ -36,6 +36,7 @@ from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
 from maskwatch.serving.head import HeadAsGet
 from maskwatch.serving.root_path import RootPath
 from maskwatch.site.config.server import check_root_path
+from maskwatch.site.database_wait import DatabaseNotAnswering
 from maskwatch.serving.openapi import ACCESS_RESPONSES, document_validation_errors
 from maskwatch.serving.query import error_line, known_query_only
 from maskwatch.serving.service_api import PAGE_HEADER, STATIC, page_identity
@@ -187,13 +188,20 @@ async def database_error(request: Request, err: SQLAlchemyError) -> JSONResponse
                         status_code=503, headers={"Retry-After": "5"})
 
 
+async def database_not_answering(request: Request, err: DatabaseNotAnswering) -> JSONResponse:
+    """A database that has not answered a read within a few seconds (a server that hangs): 503,
+    naming it; the request's thread is free again (site/database_wait.py)."""
+    return JSONResponse({"error": str(err)}, status_code=503, headers={"Retry-After": "5"})
+
+
 async def upload_error(request: Request, err: UploadError) -> JSONResponse:
     return JSONResponse({"error": err.message}, status_code=err.status)
 
 
 # The app's answers to what a route or middleware raises, each with its one-line `error`.
 ERROR_ANSWERS = {AuthError: refused, HTTPException: http_error, RequestValidationError: invalid_request,
-                 SQLAlchemyError: database_error, UploadError: upload_error}
+                 SQLAlchemyError: database_error, UploadError: upload_error,
+                 DatabaseNotAnswering: database_not_answering}
 
 
 def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -> FastAPI:

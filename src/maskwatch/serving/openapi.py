@@ -35,7 +35,8 @@ ACCESS_RESPONSES = {
     403: {"description": "Not for this user, token or origin (a viewer's other cameras, an admin route, a "
                          "read-only token writing, a cross-site request)",
           "content": {"application/json": {"schema": ERROR, "example": {"error": "this API token is read-only"}}}},
-    503: {"description": "The database cannot be read or written just now (Retry-After says when to try again)",
+    503: {"description": "The database cannot be read or written just now, or has not answered a read for a few "
+                         "seconds (a server that hangs: the error names it; Retry-After says when to try again)",
           "content": {"application/json": {"schema": ERROR}}},
 }
 

@@ -188,14 +188,15 @@ def openapi(request: Request) -> JSONResponse:
     # open: no login asked, as AccessControl.identify answers (a server beyond loopback never is)
     state = request.app.state
     document = document_security(request.app.openapi(),
-                                 open_server=state.settings.auth.open_without_users and not state.access.has_users())
+                                 open_server=state.settings.auth.open_without_users
+                                 and not state.access.reads.call(state.access.has_users))
     if root := root_of(request):  # "Try it out" on /docs calls the API through the proxy's prefix
         document = {**document, "servers": [{"url": root}]}
     if state.site is None:
         return JSONResponse(document)
     from maskwatch.serving.site_api import schema_for
 
-    return JSONResponse(schema_for(document, state.site, request.state.principal))
+    return JSONResponse(state.site.reads.call(schema_for, document, state.site, request.state.principal))
 
 
 @router.get("/docs", include_in_schema=False)

@@ -8,6 +8,7 @@ JSON {"error": "..."} like the rest of the API.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import time
@@ -113,6 +114,16 @@ router = APIRouter(prefix="/v1", tags=["site"])
 # site, so schema_for writes the caller's own cameras and zones in when it serves the document.
 CAMERA_IDS = {"anyOf": None, "type": "string", SITE_VALUES: "cameras"}
 ALL_ZONES = {"anyOf": None, "type": "string", SITE_VALUES: "zones"}
+
+
+def reads_events(endpoint):
+    """`endpoint` run as one read of the events database (Site.reads): a server that hangs is a
+    503 naming it within a few seconds, not a request (and a server thread) held as long as it hangs."""
+    @functools.wraps(endpoint)
+    def bounded(**values):
+        return _site(values["request"]).reads.call(endpoint, **values)
+
+    return bounded
 
 
 def _site(request: Request) -> Site:
@@ -229,6 +240,7 @@ def cameras(request: Request) -> JSONResponse:
 
 
 @router.get("/cameras/retired", response_model=RetiredCameraList)
+@reads_events
 def retired_cameras(request: Request) -> JSONResponse:
     """The cameras no longer running (removed from the config, or `enabled: false`) whose people
     or counts are still stored, until retention deletes them, that the caller may read: their
@@ -247,7 +259,7 @@ def retired_cameras(request: Request) -> JSONResponse:
 def camera_frame(request: Request, camera_id: str) -> Response:
     site = _site(request)
     camera = site.cameras_by_id.get(camera_id)
-    if camera is None and site.store.has_history(camera_id):
+    if camera is None and site.reads.call(site.store.has_history, camera_id):
         return _error(404, f"camera {camera_id!r} is not running (removed from the config, or enabled: false): "
                            "no live frame; /v1/events and /v1/compliance still read its stored history")
     if camera is None:
@@ -328,6 +340,7 @@ event_until = Query(None, description=f"events last seen before it: Unix seconds
 @router.get("/events", response_model=EventList,
             responses=_errors((400, "A filter that names no camera or class, or a bad time"),
                               (404, "A zone none of the caller's cameras has")))
+@reads_events
 def list_events(request: Request, camera: str | None = Query(None, json_schema_extra=CAMERA_IDS),
                 zone: str | None = event_zone, label: str | None = event_label,
                 since: str | None = event_since, until: str | None = event_until,
@@ -369,7 +382,7 @@ def export_events(request: Request, camera: str | None = Query(None, json_schema
     and `last_seen_local_offset` (UTC+02:00: which reading of the hour the clocks go back a local
     time is), streamed as it is read: an audit's month of a busy site, without a limit."""
     site = _site(request)
-    filters = event_filters(request, camera, zone, label, since, until)
+    filters = site.reads.call(event_filters, request, camera, zone, label, since, until)
     if isinstance(filters, JSONResponse):
         return filters
     give_back = EXPORTS.take(caller(request))
@@ -377,7 +390,7 @@ def export_events(request: Request, camera: str | None = Query(None, json_schema
         return exports_busy(give_back)
     try:
         rows = site.store.each_event(**filters)
-        first = next(rows, None)  # read here: a database away is a 503, not a cut-off file
+        first = site.reads.call(next, rows, None)  # read here: a database away is a 503, not a cut-off file
     except BaseException:
         give_back()
         raise
@@ -390,6 +403,7 @@ def export_events(request: Request, camera: str | None = Query(None, json_schema
 @router.get("/compliance", response_model=ComplianceSeries,
             responses=_errors((400, "An unknown camera or bucket, or a bad time"),
                               (404, "No camera has such a zone, or this camera has not")))
+@reads_events
 def compliance(request: Request, camera: str | None = Query(None, description="one camera (default: all)",
                                           json_schema_extra=CAMERA_IDS),
                zone: str | None = Query(None, description="one zone (default: all, and outside them)",
@@ -433,6 +447,7 @@ def compliance(request: Request, camera: str | None = Query(None, description="o
 
 
 @router.get("/alerts", response_model=AlertList)
+@reads_events
 def alerts(request: Request) -> JSONResponse:
     """Today's compliance alerts (since midnight in the site's timezone) on the caller's cameras, newest
     first, as the webhooks had them, each with how its camera and zone stand now over its rule's window:
@@ -493,6 +508,7 @@ def report(request: Request, start: str | None = Query(None, alias="from", json_
     if isinstance(give_back, str):
         return exports_busy(give_back)
     try:
+        site.reads.check()  # read at length, unbounded, but not begun behind a read stuck already
         body = report_csv(site.store, period, tz, cameras=readable(request))  # a viewer's cameras, running or not
     finally:
         give_back()
@@ -503,6 +519,7 @@ def report(request: Request, start: str | None = Query(None, alias="from", json_
 @router.get("/snapshots/{name}", response_class=Response,
             responses=JPEG_RESPONSE | _errors((404, "No such snapshot (privacy mode keeps none)")),
             openapi_extra={AUDIT: "snapshot"})
+@reads_events
 def snapshot(request: Request, name: str) -> Response:
     site = _site(request)
     path = site.store.snapshot_path(name)
@@ -552,6 +569,7 @@ def erase_events(request: Request, body: Erasure, admin: Annotated[str, Depends(
     if since >= until:
         return _error(400, f"since must be before until; got since {body.since!r}, until {body.until!r}")
     target = asked_range(body.camera, since, until, tz)
+    site.reads.check()  # a write at length, unbounded, but not begun behind a read stuck already
     request.app.state.access.confirm_admin(request, request.state.principal, body.admin_password,
                                            f"events_erased {target}")
     client = client_address(request)

@@ -22,6 +22,7 @@ from maskwatch.runtime import STOP_LOGGER, TRIM_EVERY, trim_free_memory
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule, stop_together
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.config import CameraConfig, SiteConfig
+from maskwatch.site.database_wait import DatabaseNotAnswering, DatabaseWait
 from maskwatch.site.event_sink import EventSink, Listeners
 from maskwatch.site.event_writer import EventWriter
 from maskwatch.site.event_views import minute_utc
@@ -64,6 +65,7 @@ class Site:
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)
         self.writer = EventWriter(self.store)  # the cameras' people, stored off their threads
+        self.reads = DatabaseWait("the events database")  # the API's reads, a few seconds each at most
         self.marker = RunMarker(self.store.url)  # a run that ends unclean is said at the next start
         self.hours = {camera_id: OpeningHours.parse(camera.hours, config.tz())
                       for camera_id, camera in config.cameras.items()}
@@ -293,8 +295,15 @@ class Site:
         return [{"id": camera_id, "name": camera.config.name, "source": redact_source(camera.config.source),
                  "detect_source": redact_source(camera.config.detect_source) if camera.config.detect_source else None,
                  "zones": list(camera.config.zones), "fps_target": camera.config.fps, **camera.worker.state(),
-                 "today": self.today_counts(camera_id)}
+                 "today": self._today_within_wait(camera_id)}
                 for camera_id, camera in self.cameras_by_id.items() if only is None or camera_id in only]
+
+    def _today_within_wait(self, camera: str) -> dict | None:
+        """today_counts as the API reads it (self.reads): None also while the database does not answer."""
+        try:
+            return self.reads.call(self.today_counts, camera)
+        except DatabaseNotAnswering:
+            return None
 
 
 def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventStore,

@@ -30,6 +30,13 @@ async function api(url, options = {}) {
     leaving = true;
     throw new Error("logged out");
   }
+  if (response.status === 503) {
+    // The server's own words in the stale notice (the database that does not answer): it said
+    // "The server does not answer" of a server that answered 503 at once, naming what was wrong.
+    response.clone().json().then((body) => {
+      if (typeof body.error === "string") staleWhy(body.error.charAt(0).toUpperCase() + body.error.slice(1));
+    }, () => {});
+  }
   return response;
 }
 
@@ -161,6 +168,11 @@ function svgElement(name, attributes, text) {
 // hidden (another tab, a minimised window, a locked phone) nothing is asked: a forgotten tab of a
 // 16-camera site fetched 17 pictures and lists a second, all day; shown again, it asks at once.
 const failing = new Set();
+const SERVER_AWAY = "The server does not answer";  // the stale notice's words, unless a 503 said its own
+function staleWhy(text) {
+  const why = document.getElementById("stale-why");
+  if (why.textContent !== text) why.textContent = text;  // (role=status: said once, not each poll)
+}
 const retries = new Map();  // step -> run it now if it is waiting out its back-off
 const paused = new Set();   // the loops waiting for the page to be shown again
 function keepPolling(step, every) {
@@ -179,6 +191,7 @@ function keepPolling(step, every) {
       failing.add(step);
     }
     document.getElementById("stale").hidden = failing.size === 0;
+    if (failing.size === 0) staleWhy(SERVER_AWAY);  // said again as it was, for the next time
     document.getElementById("camera-grid").classList.toggle("stale", failing.size > 0);  // their state is old
     if (again) timer = setTimeout(run, delay);
   }
