@@ -137,7 +137,16 @@ def test_a_hung_users_database_is_a_503_for_logins_and_lets_in_the_sessions_it_k
         # a dashboard's session: its cookie (Secure: httpx keeps it from http://)
         browser = httpx.Client(base_url=base, timeout=ASKED, headers={"Cookie": "; ".join(f"{k}={v}" for k, v in session.items())})
         assert browser.get("/v1/me").json()["via"] == "session"
+        csrf = {"X-Maskwatch-CSRF": "1"}
+        added = browser.post("/v1/tokens", json={"name": "gone", "scope": "read", "admin_password": ADMIN[1]},
+                             headers=csrf)
+        assert added.status_code == 201, added.text
+        gone = {"Authorization": f"Bearer {added.json()['token']}"}
+        assert client.get("/v1/me", headers=gone).status_code == 200  # let in once...
+        assert browser.delete("/v1/tokens/gone", headers=csrf).status_code == 200
+        assert client.get("/v1/me", headers=gone).status_code == 401  # ...then revoked: refused
         with hung(postgres):
+            assert client.get("/static/dashboard.js", headers=gone).status_code == 503  # not let in from memory
             refused = httpx.post(base + "/login", json=login, headers={"X-Maskwatch-CSRF": "1"}, timeout=ASKED)
             assert refused.status_code == 503, refused.text  # (no answer at all)
             assert refused.json()["error"].startswith("the users database has not answered for "), refused.text

@@ -301,6 +301,13 @@ class AccessControl:
             if known is None or time.monotonic() - known[1] > LET_IN_WHILE_HUNG:
                 raise
             return known[0]
+        except AuthError:
+            # Refused by the database (revoked, ended, expired): never let in from memory again, as a
+            # token revoked by `tokens revoke` in another process was, were the database to hang next.
+            if key is not None:
+                with self._let_in_lock:
+                    self._let_in.pop(key, None)
+            raise
         if key is not None and principal.via != "open":
             with self._let_in_lock:
                 self._let_in[key] = (principal, time.monotonic())
