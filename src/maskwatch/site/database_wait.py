@@ -7,8 +7,11 @@ until the threadpool was full and the static files, the live view and the login 
 
 DatabaseWait makes each read on a daemon thread of its own and waits READ_WAIT for it: past that
 the request is answered (DatabaseNotAnswering: a 503 naming the database and for how long) and the
-read is left to end whenever the server answers. While such a read is still stuck, the next
-requests are answered at once, asking nothing; at most READS_AT_ONCE reads wait on the database
+read is left to end whenever the server answers. While such a read is still stuck and no read has
+ended since it began, one next read is let through to tell a slow read from a server that hangs:
+once it (or any) is answered the database answers, and reads go through, each with its wait (a
+/v1/compliance over a year on a Raspberry Pi's SQLite made every request a 503 while it ran);
+while it is stuck too, the next requests are answered at once, asking nothing; at most READS_AT_ONCE reads wait on the database
 per DatabaseWait (the users' and the events' each have one), so stuck ones never pile up. Once
 the stuck ones end (the server continued), reads go through again by themselves.
 """
@@ -33,9 +36,10 @@ THREAD_IDLE_END = 30.0
 class DatabaseNotAnswering(Exception):
     """The database `what` names has not answered a read for `seconds`: a 503, try again later."""
 
-    def __init__(self, what: str, seconds: float) -> None:
+    def __init__(self, what: str, seconds: float, slow: bool = False) -> None:
         self.what, self.seconds = what, seconds
-        super().__init__(f"{what} has not answered for {max(1, round(seconds))} s (a server that hangs?)")
+        why = "it answers others: a read too long for the wait?" if slow else "a server that hangs?"
+        super().__init__(f"{what} has not answered {'this read ' if slow else ''}for {max(1, round(seconds))} s ({why})")
 
 
 class _Read:
@@ -63,6 +67,8 @@ class DatabaseWait:
         self._lock = threading.Lock()
         self._running: set[_Read] = set()
         self._stuck = 0  # running reads a caller stopped waiting for
+        self._answered = float("-inf")  # monotonic: when a read last ended (the database answers)
+        self._probe: _Read | None = None  # the read let through while one is stuck, until it ends
         self._said_at: float | None = None  # when the log said this database does not answer
         self._inside = threading.local()  # .read: this thread is one of this wait's
 
@@ -72,10 +78,13 @@ class DatabaseWait:
         if getattr(self._inside, "read", False):  # a read within one (an expired token's log row): its wait holds
             return read(*args, **kwargs)
         asked = time.monotonic()
-        self._check(asked)
-        if not self._slots.acquire(timeout=self.wait):
-            self._refuse(time.monotonic(), asked)
         job = _Read(read, args, kwargs)
+        self._check(asked, job)
+        if not self._slots.acquire(timeout=self.wait):
+            with self._lock:
+                if self._probe is job:
+                    self._probe = None
+            self._refuse(time.monotonic(), asked)
         self._hand_out(job)
         if not job.done.wait(max(0.0, asked + self.wait - time.monotonic())):
             with self._lock:
@@ -86,6 +95,10 @@ class DatabaseWait:
                     job.stuck = True
                     self._stuck += 1
             if not answered:
+                with self._lock:
+                    slow = self._answered > asked  # others were answered meanwhile: slow, not hung
+                if slow:
+                    raise DatabaseNotAnswering(self.what, time.monotonic() - asked, slow=True)
                 self._refuse(time.monotonic(), asked)
         if job.error is not None:
             raise job.error
@@ -127,6 +140,10 @@ class DatabaseWait:
                     job.error = err
             with self._lock:
                 job.state = "dropped" if dropped else "done"
+                if not dropped:
+                    self._answered = time.monotonic()
+                if self._probe is job:
+                    self._probe = None
                 self._running.discard(job)
                 self._stuck -= job.stuck
                 self._idle += 1
@@ -145,12 +162,17 @@ class DatabaseWait:
         on the database at length, a CSV export, asks first)."""
         self._check(time.monotonic())
 
-    def _check(self, now: float) -> None:
+    def _check(self, now: float, job: _Read | None = None) -> None:
+        """Refuses at once while a read is past the wait and none has ended since it began; `job`
+        (a read about to be made) may go as the one that tells whether the database answers."""
         with self._lock:
-            oldest = min((job.began for job in self._running), default=None)
-            stuck = self._stuck > 0
-        if oldest is not None and (stuck or now - oldest > self.wait):
-            self._refuse(now, oldest)
+            late = [r.began for r in self._running if r.stuck or now - r.began > self.wait]
+            if not late or self._answered > max(late):
+                return  # none late, or the database answered since the latest late one began: slow
+            if job is not None and self._probe is None:
+                self._probe = job
+                return
+        self._refuse(now, min(late))
 
     def _refuse(self, now: float, asked: float) -> None:
         with self._lock:
