@@ -11,13 +11,16 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+import sqlalchemy
 
 from maskwatch.detection.detector import WEIGHTS, Detector
 from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.store import token_hash
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.database_wait import READS_AT_ONCE, DatabaseNotAnswering, DatabaseWait
@@ -145,6 +148,22 @@ def test_a_hung_events_database_is_a_503_within_seconds_and_the_live_view_answer
         assert client.get("/v1/cameras").json()[0]["today"] is not None
 
 
+def _ending_token_and_session(database, browser, base, login):
+    """Headers of a token and of a session that end 3 s from now, written in the database."""
+    added = browser.post("/v1/tokens", json={"name": "ending", "scope": "read", "admin_password": ADMIN[1]},
+                         headers={"X-Maskwatch-CSRF": "1"})
+    assert added.status_code == 201, added.text
+    cookie = dict(httpx.post(base + "/login", json=login, headers={"X-Maskwatch-CSRF": "1"}, timeout=ASKED).cookies)
+    ends, engine = time.time() + 3, sqlalchemy.create_engine(database)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("UPDATE api_tokens SET expires = :ends WHERE name = 'ending'"), {"ends": ends})
+        connection.execute(sqlalchemy.text("UPDATE sessions SET created = :began WHERE token_hash = :key"),
+                           {"began": ends - AuthSettings().absolute_hours * 3600,
+                            "key": token_hash(*cookie.values())})
+    engine.dispose()
+    return {"Authorization": f"Bearer {added.json()['token']}"}, {"Cookie": "; ".join(f"{k}={v}" for k, v in cookie.items())}
+
+
 def test_a_hung_users_database_is_a_503_for_logins_and_lets_in_the_sessions_it_knows(postgres):  # noqa: F811
     """The users on a server that hangs: a login is a 503 naming the users database (never a 401,
     read as a wrong password), so is a caller not let in lately and a change; a token let in
@@ -170,8 +189,14 @@ def test_a_hung_users_database_is_a_503_for_logins_and_lets_in_the_sessions_it_k
         assert client.get("/v1/me", headers=gone).status_code == 200  # let in once...
         assert browser.delete("/v1/tokens/gone", headers=csrf).status_code == 200
         assert client.get("/v1/me", headers=gone).status_code == 401  # ...then revoked: refused
+        ending, ends = _ending_token_and_session(database, browser, base, login), time.time() + 3
+        for headers in ending:  # let in, 3 s before its expiry (a token's) or its absolute limit (a session's)
+            assert httpx.get(base + "/v1/me", headers=headers, timeout=ASKED).status_code == 200
+        time.sleep(max(0.0, ends - time.time()))  # past it: the database would refuse them now
         with hung(postgres):
             assert client.get("/static/dashboard.js", headers=gone).status_code == 503  # not let in from memory
+            for headers in ending:  # past their end: not let in from memory (they were, up to 10 minutes on)
+                assert httpx.get(base + "/static/dashboard.js", headers=headers, timeout=ASKED).status_code == 503
             refused = httpx.post(base + "/login", json=login, headers={"X-Maskwatch-CSRF": "1"}, timeout=ASKED)
             assert refused.status_code == 503, refused.text  # (no answer at all)
             assert refused.json()["error"].startswith("the users database has not answered for "), refused.text

@@ -889,8 +889,8 @@ def test_housekeeping_writes_that_fail_do_not_fail_the_request(tmp_path, caplog)
         for table, when in (("access_log", "INSERT"), ("api_tokens", "UPDATE"), ("sessions", "UPDATE")):
             connection.execute(f"CREATE TRIGGER full_{table} BEFORE {when} ON {table} "
                                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
-    assert store.token(token) == {"name": "prometheus", "scope": "read", "cameras": None}
-    assert store.token(token) == {"name": "prometheus", "scope": "read", "cameras": None}  # not tried again at once
+    assert store.token(token) == {"name": "prometheus", "scope": "read", "cameras": None, "expires": None}
+    assert store.token(token) == {"name": "prometheus", "scope": "read", "cameras": None, "expires": None}  # not tried again at once
     assert store.session_user(session, idle=600, absolute=3600, now=1500.0)["name"] == "ana"
     store.log("report", "ana", "127.0.0.1", "/v1/report.csv")
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.store"]

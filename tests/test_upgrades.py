@@ -73,7 +73,7 @@ def test_a_database_of_an_older_maskwatch_is_migrated_with_its_rows(tmp_path, ca
     assert [(u["name"], u["role"], u["cameras"]) for u in auth.users()] == [("ana", "admin", None),
                                                                              ("vic", "viewer", ["door"])]
     assert auth.check_login("ana", PASSWORD)["name"] == "ana" and auth.check_login("vic", "wrong") is None
-    assert auth.token(secrets["token prom"], now=NOW) == {"name": "prom", "scope": "read", "cameras": None}
+    assert auth.token(secrets["token prom"], now=NOW) == {"name": "prom", "scope": "read", "cameras": None, "expires": None}
     assert [(t["name"], t["owner"]) for t in auth.tokens()] == [("prom", None)]  # made before owners: a site token
     assert auth.tokens()[0]["expires"] is None  # version 6: made before expiry, it never expires
     assert auth.session_user(secrets["session ana"], idle=1e9, absolute=1e9, now=NOW + 1)["name"] == "ana"
@@ -426,8 +426,8 @@ def test_a_token_limited_to_cameras_is_refused_by_an_older_process_still_running
                 assert tuple(old_lookup(prom)) == ("prom", "read")
         finally:
             engine.dispose()
-        assert auth.token(lobby) == {"name": "lobby", "scope": "read", "cameras": ["door"]}
-        assert auth.token(prom) == {"name": "prom", "scope": "read", "cameras": None}
+        assert auth.token(lobby) == {"name": "lobby", "scope": "read", "cameras": ["door"], "expires": None}
+        assert auth.token(prom) == {"name": "prom", "scope": "read", "cameras": None, "expires": None}
         auth.revoke_token("lobby")
         assert auth.token(lobby) is None
     finally:

@@ -721,7 +721,7 @@ def tokens_of_version_6(url: str) -> None:
         connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 7"))
     store.close()
     store = AuthStore(url)
-    assert store.token(old) == {"name": "old-screen", "scope": "read", "cameras": None}
+    assert store.token(old) == {"name": "old-screen", "scope": "read", "cameras": None, "expires": None}
     lobby = store.add_token("lobby", "read", cameras=["door", " till ", "door"])  # the new column, written and read
     assert store.token(lobby)["cameras"] == ["door", "till"]
     assert [(t["name"], t["cameras"]) for t in store.tokens()] == [("lobby", ["door", "till"]), ("old-screen", None)]

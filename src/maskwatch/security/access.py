@@ -153,6 +153,8 @@ class Principal:
     scope: str = "full"  # an API token's: read (GET only) or full
     session: str | None = field(default=None, repr=False)  # the session token, to end it at logout
     two_step: bool | None = None  # a session's user: whether they have two-step login on
+    # time.time() past which its session (idle, absolute) or token (expiry) is refused; None: never
+    ends: float | None = field(default=None, repr=False, compare=False)
 
     def may_see(self, camera: str | None) -> bool:
         return camera is None or self.cameras is None or camera in self.cameras
@@ -298,7 +300,8 @@ class AccessControl:
         except DatabaseNotAnswering:
             with self._let_in_lock:
                 known = self._let_in.get(key) if key is not None and request.method in SAFE_METHODS else None
-            if known is None or time.monotonic() - known[1] > LET_IN_WHILE_HUNG:
+            if known is None or time.monotonic() - known[1] > LET_IN_WHILE_HUNG or (
+                    known[0].ends is not None and time.time() >= known[0].ends):  # idle, too old, expired
                 raise
             return known[0]
         except AuthError:
@@ -392,14 +395,15 @@ class AccessControl:
                 raise AuthError(401, "unknown or revoked API token", {"WWW-Authenticate": "Bearer"})
             role = "admin" if found["scope"] == "full" else "viewer"
             cameras = tuple(found["cameras"]) if found["cameras"] is not None else None  # `tokens add --camera`
-            return Principal(f"token:{found['name']}", role, "token", cameras, scope=found["scope"])
+            return Principal(f"token:{found['name']}", role, "token", cameras, scope=found["scope"],
+                             ends=found["expires"])
         cookie = request.cookies.get(session_cookie(request))
         if cookie and self.store is not None:
             user = self.store.session_user(cookie, self.idle, self.absolute)
             if user is not None:
                 cameras = tuple(user["cameras"]) if user["cameras"] is not None and user["role"] != "admin" else None
                 return Principal(user["name"], user["role"], "session", cameras, session=cookie,
-                                 two_step=user["two_step"])
+                                 two_step=user["two_step"], ends=user["ends"])
         if self.settings.open_without_users and not self.has_users():
             if self.settings.open_to_loopback_hosts_only and not is_loopback(request.url.hostname):
                 raise AuthError(401, f"this server has no users yet and answers only at http://127.0.0.1 or "

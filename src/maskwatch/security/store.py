@@ -602,9 +602,12 @@ class AuthStore:
         if now - row.last_seen > idle or now - row.created > absolute:
             self.end_session(token)
             return None
+        last_seen = row.last_seen
         if now - row.last_seen > TOUCH_EVERY:
             self.keep(update(sessions).where(sessions.c.token_hash == key).values(last_seen=now), ("session", key), now)
-        return _user_row(row)
+            last_seen = now
+        # "ends": when it ends unused (time.time()), for whoever keeps it in memory (AccessControl._let_in)
+        return {**_user_row(row), "ends": min(last_seen + idle, row.created + absolute)}
 
     def session_times(self, token: str) -> tuple[float, float] | None:
         """When a session started and was last used (written at most TOUCH_EVERY apart); None for none."""
@@ -691,7 +694,7 @@ class AuthStore:
         return found[0]
 
     def token(self, token: str, now: float | None = None) -> dict | None:
-        """{"name", "scope", "cameras"} of a live API token (cameras None: every camera); None for
+        """{"name", "scope", "cameras", "expires"} of a live API token (cameras None: every camera); None for
         an unknown or revoked one; {"name", "expired": True} for one past its expiry (refused as a
         revoked one, but logged by name)."""
         now = time.time() if now is None else now
@@ -704,7 +707,7 @@ class AuthStore:
             return {"name": row.name, "expired": True}
         if row.last_used is None or now - row.last_used > TOUCH_EVERY:
             self.keep(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used=now), ("token", row.id), now)
-        return {"name": row.name, "scope": row.scope, "cameras": _camera_list(row.cameras)}
+        return {"name": row.name, "scope": row.scope, "cameras": _camera_list(row.cameras), "expires": row.expires}
 
     def keep(self, statement, key: tuple | None, now: float) -> None:
         """A write the request does not depend on (a session's or token's last use, an access-log
