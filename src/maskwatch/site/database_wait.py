@@ -60,7 +60,7 @@ class DatabaseWait:
     read cost each request 0.3 ms more)."""
 
     def __init__(self, what: str, wait: float = READ_WAIT, at_once: int = READS_AT_ONCE) -> None:
-        self.what, self.wait = what, wait
+        self.what, self.wait, self.at_once = what, wait, at_once
         self._slots = threading.BoundedSemaphore(at_once)  # reads queued or running: never more than threads
         self._reads: queue.SimpleQueue[_Read] = queue.SimpleQueue()
         self._idle = 0  # threads waiting for a read, less the reads handed out to them
@@ -169,7 +169,7 @@ class DatabaseWait:
             late = [r.began for r in self._running if r.stuck or now - r.began > self.wait]
             if not late or self._answered > max(late):
                 return  # none late, or the database answered since the latest late one began: slow
-            if job is not None and self._probe is None:
+            if job is not None and self._probe is None and len(self._running) < self.at_once:  # a slot to tell
                 self._probe = job
                 return
         self._refuse(now, min(late))
