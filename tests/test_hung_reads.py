@@ -106,6 +106,28 @@ def test_a_read_slow_past_the_wait_while_others_are_answered_refuses_it_alone():
     assert wait_until(lambda: reads.stuck() == 0, 10)
 
 
+def test_a_read_that_fails_before_asking_the_database_does_not_tell_that_it_answers():
+    """While a read is stuck, the read let through to tell slow from hung may end in an error of its
+    own before it asks the database (identify refusing a request with no credential, or a malformed
+    Authorization header, at once): that is no answer. It counted as one, and every read went
+    through again to wait on the hung server, each request held its full wait, not refused at once."""
+    hang = threading.Event()
+    reads = DatabaseWait("the test database", wait=0.2, at_once=3)
+    with pytest.raises(DatabaseNotAnswering, match="a server that hangs"):
+        reads.call(hang.wait)
+    with pytest.raises(ValueError):
+        reads.call(int, "not a number")  # let through to tell, but told nothing
+    asked = []
+    with pytest.raises(DatabaseNotAnswering, match="a server that hangs"):
+        reads.call(lambda: asked.append("asked") or hang.wait())  # the next let through to tell: stuck too
+    with pytest.raises(DatabaseNotAnswering):
+        reads.call(lambda: asked.append("asked again") or hang.wait())
+    assert asked == ["asked"] and reads.stuck() == 2  # refused at once: a hang keeps one more stuck read
+    hang.set()
+    assert wait_until(lambda: reads.stuck() == 0, 10)
+    assert reads.call(lambda: 7) == 7
+
+
 def test_a_hung_events_database_is_a_503_within_seconds_and_the_live_view_answers(tmp_path, postgres, page):  # noqa: F811
     """The site's events on a server that hangs, its users in SQLite: /v1/events answers 503 naming
     the events database, /v1/cameras answers with today's counts null, the page's files and

@@ -8,9 +8,10 @@ until the threadpool was full and the static files, the live view and the login 
 DatabaseWait makes each read on a daemon thread of its own and waits READ_WAIT for it: past that
 the request is answered (DatabaseNotAnswering: a 503 naming the database and for how long) and the
 read is left to end whenever the server answers. While such a read is still stuck and no read has
-ended since it began, one next read is let through to tell a slow read from a server that hangs:
-once it (or any) is answered the database answers, and reads go through, each with its wait (a
-/v1/compliance over a year on a Raspberry Pi's SQLite made every request a 503 while it ran);
+returned since it began, one next read is let through to tell a slow read from a server that hangs:
+once it (or any) returns, the database answers, and reads go through, each with its wait (a
+/v1/compliance over a year on a Raspberry Pi's SQLite made every request a 503 while it ran); one
+that ends in an error tells nothing (identify refuses a request without a credential asking nothing);
 while it is stuck too, the next requests are answered at once, asking nothing; at most READS_AT_ONCE reads wait on the database
 per DatabaseWait (the users' and the events' each have one), so stuck ones never pile up. Once
 the stuck ones end (the server continued), reads go through again by themselves.
@@ -67,7 +68,7 @@ class DatabaseWait:
         self._lock = threading.Lock()
         self._running: set[_Read] = set()
         self._stuck = 0  # running reads a caller stopped waiting for
-        self._answered = float("-inf")  # monotonic: when a read last ended (the database answers)
+        self._answered = float("-inf")  # monotonic: when a read last returned (the database answers)
         self._probe: _Read | None = None  # the read let through while one is stuck, until it ends
         self._said_at: float | None = None  # when the log said this database does not answer
         self._inside = threading.local()  # .read: this thread is one of this wait's
@@ -140,7 +141,7 @@ class DatabaseWait:
                     job.error = err
             with self._lock:
                 job.state = "dropped" if dropped else "done"
-                if not dropped:
+                if not dropped and job.error is None:  # an error may be raised before it asks (no credential)
                     self._answered = time.monotonic()
                 if self._probe is job:
                     self._probe = None
@@ -163,7 +164,7 @@ class DatabaseWait:
         self._check(time.monotonic())
 
     def _check(self, now: float, job: _Read | None = None) -> None:
-        """Refuses at once while a read is past the wait and none has ended since it began; `job`
+        """Refuses at once while a read is past the wait and none has returned since it began; `job`
         (a read about to be made) may go as the one that tells whether the database answers."""
         with self._lock:
             late = [r.began for r in self._running if r.stuck or now - r.began > self.wait]
