@@ -891,7 +891,9 @@ def test_housekeeping_writes_that_fail_do_not_fail_the_request(tmp_path, caplog)
                                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
     assert store.token(token) == {"name": "prometheus", "scope": "read", "cameras": None, "expires": None}
     assert store.token(token) == {"name": "prometheus", "scope": "read", "cameras": None, "expires": None}  # not tried again at once
-    assert store.session_user(session, idle=600, absolute=3600, now=1500.0)["name"] == "ana"
+    kept = store.session_user(session, idle=600, absolute=3600, now=1500.0)
+    assert kept["name"] == "ana"
+    assert kept["ends"] == 1600.0  # its last use unwritten: the database ends it at 1000 + 600, not 1500 + 600
     store.log("report", "ana", "127.0.0.1", "/v1/report.csv")
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.store"]
     assert said == ["the users database cannot be written (last uses, access log); requests are answered "

@@ -603,9 +603,9 @@ class AuthStore:
             self.end_session(token)
             return None
         last_seen = row.last_seen
-        if now - row.last_seen > TOUCH_EVERY:
-            self.keep(update(sessions).where(sessions.c.token_hash == key).values(last_seen=now), ("session", key), now)
-            last_seen = now
+        if now - row.last_seen > TOUCH_EVERY and self.keep(
+                update(sessions).where(sessions.c.token_hash == key).values(last_seen=now), ("session", key), now):
+            last_seen = now  # written: else the database still ends it at its last use written + idle
         # "ends": when it ends unused (time.time()), for whoever keeps it in memory (AccessControl._let_in)
         return {**_user_row(row), "ends": min(last_seen + idle, row.created + absolute)}
 
@@ -709,7 +709,7 @@ class AuthStore:
             self.keep(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used=now), ("token", row.id), now)
         return {"name": row.name, "scope": row.scope, "cameras": _camera_list(row.cameras), "expires": row.expires}
 
-    def keep(self, statement, key: tuple | None, now: float) -> None:
+    def keep(self, statement, key: tuple | None, now: float) -> bool:
         """A write the request does not depend on (a session's or token's last use, an access-log
         line): on a full disk or a locked database it is logged once and the request is answered
         (every request with a token or session answered 503: the dashboard and metrics blind
@@ -721,13 +721,13 @@ class AuthStore:
         trim of `_kept` past 10,000 keys, iterating the dict while another thread added to it, could
         raise "dictionary changed size during iteration" into the request). Nothing but the dict is
         done under it: the write itself is not. Not tested: no interleaving of two threads inside
-        it can be forced without a hook in its dict."""
+        it can be forced without a hook in its dict. True when this call wrote it."""
         if now - self._failed_at < TOUCH_EVERY:
-            return
+            return False
         if key is not None:
             with self._kept_lock:
                 if now - self._kept.get(key, -TOUCH_EVERY - 1) <= TOUCH_EVERY:
-                    return
+                    return False
                 if len(self._kept) > 10_000:
                     self._kept = {k: t for k, t in self._kept.items() if now - t <= TOUCH_EVERY}
                 self._kept[key] = now
@@ -735,9 +735,11 @@ class AuthStore:
             with self._write_lock, self.engine.begin() as connection:
                 connection.execute(statement)
             self._housekeeping.ok()
+            return True
         except SQLAlchemyError as err:
             self._failed_at = now
             self._housekeeping.failed(driver_reason(err))
+            return False
 
     # Failed logins
 
